@@ -17,6 +17,12 @@ use crate::webhook::{WebhookClient, WebhookSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("configuration error: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("{0} must be set")]
+    Missing(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -88,6 +94,24 @@ impl App {
             state,
             wake,
         })
+    }
+}
+
+impl App {
+    /// The Lambda functions' start-up, once per cold start: settings from the environment,
+    /// secrets from SSM, and no embedded fallbacks.
+    pub async fn from_lambda_env() -> Result<Self, StartupError> {
+        let mut config = Config::from_env()?;
+        crate::secrets::resolve(&mut config).await?;
+
+        let database_url = config.database_url.clone().ok_or(StartupError::Missing(
+            "DATABASE_URL or DATABASE_URL_PARAMETER",
+        ))?;
+        let webhook_url = config
+            .webhook_url
+            .clone()
+            .ok_or(StartupError::Missing("WEBHOOK_URL"))?;
+        Self::build(&config, database_url, webhook_url).await
     }
 }
 

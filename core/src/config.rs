@@ -28,6 +28,10 @@ pub struct Config {
     /// `DATABASE_URL`: PostgreSQL connection URL. When unset, the local runner starts a
     /// private PostgreSQL; the Lambda functions require it.
     pub database_url: Option<SecretString>,
+    /// `DATABASE_URL_PARAMETER`: the name of an SSM SecureString parameter holding the
+    /// database URL; read at start-up by [`crate::secrets::resolve`] and wins over
+    /// `DATABASE_URL`. For Lambda, where plain-text secrets in the environment are avoided.
+    pub database_url_parameter: Option<String>,
     /// `DATABASE_CA_FILE`: a PEM bundle of extra root certificates trusted for the database's
     /// TLS certificate (such as the RDS bundle). Unset: the system roots only.
     pub database_ca_file: Option<String>,
@@ -41,6 +45,9 @@ pub struct Config {
     pub webhook_url: Option<Url>,
     /// `WEBHOOK_AUTH_KEY`: sent in the auth header with every webhook request. Optional.
     pub webhook_auth_key: Option<SecretString>,
+    /// `WEBHOOK_AUTH_KEY_PARAMETER`: the name of an SSM SecureString parameter holding the
+    /// webhook auth key, as `DATABASE_URL_PARAMETER` is for the database URL.
+    pub webhook_auth_key_parameter: Option<String>,
     /// `WEBHOOK_AUTH_HEADER`: the auth header's name. Default `x-ins-auth-key`.
     pub webhook_auth_header: String,
     /// `WEBHOOK_TIMEOUT`: the longest one webhook request may take, connect included.
@@ -90,16 +97,20 @@ impl Config {
         };
         let config = Config {
             database_url: env.text("DATABASE_URL").map(SecretString::from),
+            database_url_parameter: env.text("DATABASE_URL_PARAMETER"),
             database_ca_file: env.text("DATABASE_CA_FILE"),
             database_pool_size: env.parsed("DATABASE_POOL_SIZE", 8)?,
             database_timeout: env.duration_or("DATABASE_TIMEOUT", Duration::from_secs(5))?,
             webhook_url: env.url("WEBHOOK_URL")?,
             webhook_auth_key: env.text("WEBHOOK_AUTH_KEY").map(SecretString::from),
+            webhook_auth_key_parameter: env.text("WEBHOOK_AUTH_KEY_PARAMETER"),
             webhook_auth_header: env
                 .text("WEBHOOK_AUTH_HEADER")
                 .unwrap_or_else(|| DEFAULT_AUTH_HEADER.to_owned()),
             webhook_timeout: env.duration_or("WEBHOOK_TIMEOUT", Duration::from_secs(10))?,
-            server_host: env.text("SERVER_HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
+            server_host: env
+                .text("SERVER_HOST")
+                .unwrap_or_else(|| "127.0.0.1".to_owned()),
             server_port: env.parsed("SERVER_PORT", 8080)?,
             scheduler_interval,
             batch_size: env.parsed("MESSAGE_BATCH_SIZE", 2)?,
@@ -109,7 +120,9 @@ impl Config {
             retry_base_delay: env.duration_or("RETRY_BASE_DELAY", Duration::from_secs(30))?,
             retry_max_delay: env.duration_or("RETRY_MAX_DELAY", Duration::from_secs(3600))?,
             schedule_name: env.text("SCHEDULE_NAME"),
-            schedule_group: env.text("SCHEDULE_GROUP").unwrap_or_else(|| "default".to_owned()),
+            schedule_group: env
+                .text("SCHEDULE_GROUP")
+                .unwrap_or_else(|| "default".to_owned()),
         };
 
         config.check()?;
@@ -142,7 +155,10 @@ impl Config {
             return invalid("LEASE_DURATION", "must be longer than WEBHOOK_TIMEOUT");
         }
         if self.retry_max_delay < self.retry_base_delay {
-            return invalid("RETRY_MAX_DELAY", "must not be shorter than RETRY_BASE_DELAY");
+            return invalid(
+                "RETRY_MAX_DELAY",
+                "must not be shorter than RETRY_BASE_DELAY",
+            );
         }
         if self.database_pool_size == 0 {
             return invalid("DATABASE_POOL_SIZE", "must be at least 1");

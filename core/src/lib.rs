@@ -11,6 +11,7 @@ pub mod http;
 pub mod message;
 pub mod retry;
 pub mod schedule;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod webhook;

@@ -18,7 +18,9 @@ pub struct PhoneNumber(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidPhoneNumber {
-    #[error("must be an international number starting with + and a country code, such as +905321234567")]
+    #[error(
+        "must be an international number starting with + and a country code, such as +905321234567"
+    )]
     NotInternational,
     #[error("is not a phone number: {0}")]
     Unparsable(String),
@@ -195,7 +197,14 @@ mod tests {
 
     #[test]
     fn numbers_that_cannot_exist_are_refused() {
-        for raw in ["+", "+90", "+90 532", "+999 1234567", "+90 532 123 45 67 89 01", "+abc"] {
+        for raw in [
+            "+",
+            "+90",
+            "+90 532",
+            "+999 1234567",
+            "+90 532 123 45 67 89 01",
+            "+abc",
+        ] {
             assert!(PhoneNumber::parse(raw).is_err(), "{raw} was accepted");
         }
     }

@@ -246,7 +246,8 @@ mod tests {
 
     #[test]
     fn message_id_is_read_from_an_accepted_answer() {
-        let answer = br#"{"message":"Accepted","messageId":"67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"}"#;
+        let answer =
+            br#"{"message":"Accepted","messageId":"67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"}"#;
         assert_eq!(
             message_id(answer).as_deref(),
             Some("67f2f8a8-ea58-4ed0-a6f9-ff217df4d849")
@@ -256,8 +257,12 @@ mod tests {
 
     #[test]
     fn answers_without_a_message_id_give_none() {
-        for answer in [&b""[..], b"not json", br#"{"message":"Accepted"}"#, br#"{"messageId":""}"#]
-        {
+        for answer in [
+            &b""[..],
+            b"not json",
+            br#"{"message":"Accepted"}"#,
+            br#"{"messageId":""}"#,
+        ] {
             assert_eq!(message_id(answer), None);
         }
     }
@@ -270,7 +275,10 @@ mod tests {
 
         let later = SystemTime::now() + Duration::from_secs(3600);
         let date = httpdate::fmt_http_date(later);
-        headers.insert(RETRY_AFTER, HeaderValue::from_str(&date).expect("valid header"));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_str(&date).expect("valid header"),
+        );
         let wait = retry_after(&headers).expect("a date parses");
         assert!(wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600));
 

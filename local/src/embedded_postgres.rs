@@ -65,7 +65,10 @@ impl EmbeddedPostgres {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", self.port)
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
     }
 
     /// Stops the server, waiting until it has written everything out.
@@ -139,9 +142,8 @@ impl EmbeddedPostgres {
 
 /// The directory holding `initdb` and `pg_ctl`: on PATH, else the newest of Debian's.
 fn find_bin_dir() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file())
-    });
+    let on_path = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file()));
     if on_path.is_some() {
         return on_path;
     }
@@ -186,7 +188,9 @@ fn hand_over(dir: &Path, uid: Uid, gid: Gid) -> Result<()> {
         if meta.uid() != uid.as_raw() && meta.mode() & 0o001 == 0 {
             let mode = (meta.mode() & 0o7777) | 0o001;
             std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode))
-                .with_context(|| format!("cannot open {} to the postgres user", ancestor.display()))?;
+                .with_context(|| {
+                    format!("cannot open {} to the postgres user", ancestor.display())
+                })?;
             tracing::warn!(
                 path = %ancestor.display(),
                 "granted others search permission so the postgres user can reach its data"

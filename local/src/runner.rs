@@ -38,10 +38,10 @@ pub async fn run(config: Config) -> Result<()> {
     let served = serve(&config, embedded.as_ref(), shutdown.clone()).await;
 
     // The private database goes down last, after every outcome is recorded.
-    if let Some(postgres) = embedded {
-        if let Err(err) = postgres.stop().await {
-            tracing::error!(error.message = %format!("{err:#}"), "embedded PostgreSQL did not stop");
-        }
+    if let Some(postgres) = embedded
+        && let Err(err) = postgres.stop().await
+    {
+        tracing::error!(error.message = %format!("{err:#}"), "embedded PostgreSQL did not stop");
     }
     served
 }

@@ -31,25 +31,24 @@ pub fn parse_json<T: DeserializeOwned>(
         }
     })?;
 
-    let mut deserializer = serde_json::Deserializer::from_slice(&body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    // Syntax first, then shape: a body that is valid JSON but not an object (an array
+    // would otherwise fill the fields by position) is refused as a whole.
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|err| ApiError::MalformedJson(err.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidField {
+            field: "body".to_owned(),
+            message: "must be a JSON object".to_owned(),
+        });
+    }
+
+    let value = serde_path_to_error::deserialize(value).map_err(|err| {
         let field = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data if field != "." => ApiError::InvalidField {
-                field,
-                message: without_position(&inner),
-            },
-            serde_json::error::Category::Data => ApiError::InvalidField {
-                field: "body".to_owned(),
-                message: without_position(&inner),
-            },
-            _ => ApiError::MalformedJson(inner.to_string()),
+        ApiError::InvalidField {
+            field,
+            message: without_position(&err.into_inner()),
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|err| ApiError::MalformedJson(err.to_string()))?;
 
     Ok(value)
 }
@@ -62,7 +61,12 @@ fn is_json(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

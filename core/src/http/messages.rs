@@ -76,10 +76,12 @@ struct ListQuery {
 
 impl ListQuery {
     fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map_err(|err| ApiError::InvalidParameter {
-                parameter: "query",
-                message: err.to_string(),
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|err| {
+                ApiError::InvalidParameter {
+                    parameter: "query",
+                    message: err.to_string(),
+                }
             })?;
 
         // Sent messages unless asked otherwise: the list is first of all a delivery log.
@@ -93,10 +95,11 @@ impl ListQuery {
                 "status" => query.filter = parse_status(&value)?,
                 "limit" => query.limit = parse_limit(&value)?,
                 "cursor" if !value.is_empty() => {
-                    let cursor = Cursor::decode(&value).map_err(|err| ApiError::InvalidParameter {
-                        parameter: "cursor",
-                        message: err.to_string(),
-                    })?;
+                    let cursor =
+                        Cursor::decode(&value).map_err(|err| ApiError::InvalidParameter {
+                            parameter: "cursor",
+                            message: err.to_string(),
+                        })?;
                     query.cursor = Some(cursor);
                 }
                 _ => {}

@@ -8,7 +8,9 @@
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
-use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState as AwsState};
+use aws_sdk_scheduler::types::{
+    FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState as AwsState,
+};
 
 use super::{ScheduleControl, ScheduleError, ScheduleState};
 
@@ -108,7 +110,10 @@ impl EventBridgeSchedule {
             DisplayErrorContext(&err)
         );
         // A missing schedule or a refused permission will not mend by itself.
-        let code = err.as_service_error().and_then(|err| err.code()).unwrap_or("");
+        let code = err
+            .as_service_error()
+            .and_then(|err| err.code())
+            .unwrap_or("");
         match code {
             "ResourceNotFoundException" | "AccessDeniedException" | "ValidationException" => {
                 ScheduleError::Misconfigured(text)
@@ -137,8 +142,6 @@ impl ScheduleControl for EventBridgeSchedule {
 
     async fn state(&self) -> Result<ScheduleState, ScheduleError> {
         let current = self.read().await?;
-        Ok(current
-            .state()
-            .map_or(ScheduleState::Stopped, state_of))
+        Ok(current.state().map_or(ScheduleState::Stopped, state_of))
     }
 }

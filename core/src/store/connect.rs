@@ -39,9 +39,7 @@ pub(super) fn pool(settings: &StoreSettings) -> Result<Pool, StoreError> {
         recycling_method: RecyclingMethod::Verified,
     };
     let manager = match config.get_ssl_mode() {
-        SslMode::Disable => {
-            Manager::from_config(config, tokio_postgres::NoTls, manager_config)
-        }
+        SslMode::Disable => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
         _ => {
             let tls = tls_connector(settings.ca_file.as_deref())?;
             Manager::from_config(config, tls, manager_config)
@@ -69,7 +67,9 @@ fn tls_connector(ca_file: Option<&str>) -> Result<MakeTlsConnector, StoreError> 
         })?;
         // A bundle such as Amazon RDS's holds one certificate per region: trust each.
         let roots = Certificate::stack_from_pem(&pem).map_err(|err| {
-            StoreError::Config(format!("DATABASE_CA_FILE {path} is not a PEM bundle: {err}"))
+            StoreError::Config(format!(
+                "DATABASE_CA_FILE {path} is not a PEM bundle: {err}"
+            ))
         })?;
         if roots.is_empty() {
             return Err(StoreError::Config(format!(

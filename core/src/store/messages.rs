@@ -259,7 +259,10 @@ impl Store {
     pub async fn count_pending(&self) -> Result<i64, StoreError> {
         let conn = self.conn().await?;
         let row = conn
-            .query_one("SELECT count(*) FROM messages WHERE status = 'pending'", &[])
+            .query_one(
+                "SELECT count(*) FROM messages WHERE status = 'pending'",
+                &[],
+            )
             .await?;
         Ok(row.get(0))
     }

@@ -49,7 +49,7 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(err: tokio_postgres::Error) -> Self {
         let Some(db) = err.as_db_error() else {
             // No server error: the connection broke, closed or timed out.
-            return Self::Unavailable(err.to_string());
+            return Self::Unavailable(describe(&err));
         };
         let code = db.code().code();
 
@@ -65,12 +65,23 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
+/// A PostgreSQL error with its cause: the error's own text is often just "db error".
+fn describe(err: &tokio_postgres::Error) -> String {
+    match (err.as_db_error(), std::error::Error::source(err)) {
+        (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
+        (None, Some(cause)) => format!("{err}: {cause}"),
+        (None, None) => err.to_string(),
+    }
+}
+
 impl From<PoolError> for StoreError {
     fn from(err: PoolError) -> Self {
-        match err {
-            PoolError::Backend(err) => err.into(),
-            other => Self::Unavailable(other.to_string()),
-        }
+        // Taking a connection runs no query of ours: whatever failed (connecting,
+        // authenticating, a database that is gone) means the database is unavailable.
+        Self::Unavailable(match err {
+            PoolError::Backend(err) => describe(&err),
+            other => other.to_string(),
+        })
     }
 }
 

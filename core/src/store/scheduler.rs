@@ -18,9 +18,7 @@ impl Store {
     /// Whether dispatching runs; a database with no recorded state counts as stopped.
     pub async fn scheduler_running(&self) -> Result<bool, StoreError> {
         let conn = self.conn().await?;
-        let row = conn
-            .query_opt("SELECT running FROM scheduler", &[])
-            .await?;
+        let row = conn.query_opt("SELECT running FROM scheduler", &[]).await?;
         Ok(row.is_some_and(|row| row.get("running")))
     }
 

@@ -1,0 +1,24 @@
+# The two commands a newcomer needs are `make run` and `make test`; see README.md.
+
+CARGO ?= cargo
+MESSAGES ?= 100000
+
+.PHONY: run test lint unit sink faults
+
+## run: the API on :8080 and the dispatcher, with a private PostgreSQL and test receiver
+run:
+	$(CARGO) run --bin qubit-local
+
+## test: formatting, lints, and every test against a throwaway PostgreSQL
+test: lint unit
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+unit:
+	scripts/with-postgres.sh $(CARGO) test --workspace
+
+## sink: the webhook test service alone on :9090
+sink:
+	$(CARGO) run --bin webhook-sink

@@ -1,0 +1,7 @@
+//! Qubit's tests against a real PostgreSQL and a real receiver on loopback, in one binary.
+
+mod api;
+mod cases;
+mod common;
+mod dispatch;
+mod scheduler;

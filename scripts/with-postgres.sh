@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs a command with DATABASE_URL naming a throwaway PostgreSQL server, then stops the server
+# and deletes its files. With DATABASE_URL already set, runs the command against that instead.
+#
+#   scripts/with-postgres.sh cargo test --workspace
+#
+# Needs the PostgreSQL server binaries (initdb, pg_ctl); installs Debian's postgresql package
+# when they are missing and apt-get is at hand. As root the server runs as the postgres user,
+# since PostgreSQL refuses to run as root.
+set -euo pipefail
+
+if [ -n "${DATABASE_URL:-}" ]; then
+  exec "$@"
+fi
+
+find_bin_dir() {
+  if command -v initdb >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"
+    return
+  fi
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+bin_dir=$(find_bin_dir)
+if [ -z "$bin_dir" ] || [ ! -x "$bin_dir/initdb" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "with-postgres: installing PostgreSQL server binaries" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    bin_dir=$(find_bin_dir)
+  fi
+fi
+if [ -z "$bin_dir" ] || [ ! -x "$bin_dir/initdb" ]; then
+  echo "with-postgres: no PostgreSQL server binaries (initdb) found; install PostgreSQL" >&2
+  exit 1
+fi
+
+run_as=()
+if [ "$(id -u)" = 0 ]; then
+  run_as=(runuser -u postgres --)
+fi
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/qubit-pg.XXXXXX")
+chmod 755 "$dir"
+[ "$(id -u)" = 0 ] && chown postgres "$dir"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+stop() {
+  "${run_as[@]}" "$bin_dir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+trap stop EXIT
+
+"${run_as[@]}" "$bin_dir/initdb" -D "$dir/data" -U postgres -A trust --no-sync \
+  --encoding=UTF8 --locale=C >/dev/null
+# fsync off: this cluster is thrown away, and the tests run faster without it.
+"${run_as[@]}" "$bin_dir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
+  "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c max_connections=500" \
+  start >/dev/null
+
+export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+export PG_BIN_DIR="$bin_dir" PG_DATA_DIR="$dir/data"
+"$@"

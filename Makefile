@@ -17,7 +17,8 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
 unit:
-	scripts/with-postgres.sh $(CARGO) test --workspace
+	scripts/python-tools.sh
+	scripts/with-postgres.sh scripts/with-moto.sh scripts/test-suites.sh
 
 ## sink: the webhook test service alone on :9090
 sink:

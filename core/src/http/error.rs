@@ -89,10 +89,12 @@ impl From<StoreError> for ApiError {
 
 impl From<ScheduleError> for ApiError {
     fn from(err: ScheduleError) -> Self {
-        match err {
-            ScheduleError::Unavailable(_) => Self::Unavailable(err.to_string()),
-            ScheduleError::Misconfigured(_) => Self::Internal(err.to_string()),
+        // Either way the client can do nothing but try later; a misconfigured schedule
+        // also needs an operator, so it is logged as an error here.
+        if let ScheduleError::Misconfigured(cause) = &err {
+            tracing::error!(error.message = %cause, "the dispatch schedule is misconfigured");
         }
+        Self::Unavailable(err.to_string())
     }
 }
 

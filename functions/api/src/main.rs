@@ -71,10 +71,8 @@ mod tests {
     use super::*;
 
     fn request(path: &str, stage: Option<&str>) -> Request {
-        let context = ApiGatewayProxyRequestContext {
-            stage: stage.map(str::to_owned),
-            ..Default::default()
-        };
+        let mut context = ApiGatewayProxyRequestContext::default();
+        context.stage = stage.map(str::to_owned);
         let mut request = Request::default();
         *request.uri_mut() = path.parse().expect("a valid URI");
         request.with_request_context(RequestContext::ApiGatewayV1(context))

@@ -54,8 +54,13 @@ async fn main() -> anyhow::Result<()> {
         },
         log: args.log,
     });
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C or SIGTERM (a container's stop) ends it.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
     };
     let (bound, task) = sink.serve(args.addr, shutdown).await?;
     println!("webhook-sink listening on http://{bound} (POST any path; GET /received)");

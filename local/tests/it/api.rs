@@ -284,12 +284,8 @@ async fn health_and_reads_answer_503_when_the_database_is_gone() {
         .await
         .expect("connects");
     tokio::spawn(connection);
-    let name = app
-        .database_url
-        .rsplit('/')
-        .next()
-        .expect("a name")
-        .to_owned();
+    let url = reqwest::Url::parse(&app.database_url).expect("a URL");
+    let name = url.path().trim_start_matches('/').to_owned();
     client
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await

@@ -4,4 +4,6 @@ mod api;
 mod cases;
 mod common;
 mod dispatch;
+mod eventbridge;
 mod scheduler;
+mod tls;

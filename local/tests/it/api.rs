@@ -279,13 +279,8 @@ async fn health_and_reads_answer_503_when_the_database_is_gone() {
     let id = app.create("before the outage").await;
 
     // Drop the database under the running instance: every connection to it ends.
-    let admin = std::env::var("DATABASE_URL").expect("set by make test");
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("connects");
-    tokio::spawn(connection);
-    let url = reqwest::Url::parse(&app.database_url).expect("a URL");
-    let name = url.path().trim_start_matches('/').to_owned();
+    let client = crate::common::admin().await;
+    let name = crate::common::database_name(&app.database_url);
     client
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await

@@ -20,16 +20,32 @@ use tokio_util::sync::CancellationToken;
 
 pub const AUTH_KEY: &str = "test-auth-key";
 
-/// A new, empty database; returns its URL.
-pub async fn fresh_database() -> String {
-    let server = std::env::var("DATABASE_URL").expect(
+fn server_url() -> String {
+    std::env::var("DATABASE_URL").expect(
         "DATABASE_URL must name a PostgreSQL server the tests may create databases in; \
          `make test` starts one",
-    );
-    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+    )
+}
+
+/// A connection to the test server's maintenance database.
+pub async fn admin() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&server_url(), tokio_postgres::NoTls)
         .await
         .expect("the test PostgreSQL answers");
     tokio::spawn(connection);
+    client
+}
+
+/// The database a URL names.
+pub fn database_name(url: &str) -> String {
+    let url = Url::parse(url).expect("a URL");
+    url.path().trim_start_matches('/').to_owned()
+}
+
+/// A new, empty database; returns its URL.
+pub async fn fresh_database() -> String {
+    let server = server_url();
+    let client = admin().await;
 
     let name = format!("qubit_test_{}", uuid::Uuid::new_v4().simple());
     client

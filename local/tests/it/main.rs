@@ -5,5 +5,6 @@ mod cases;
 mod common;
 mod dispatch;
 mod eventbridge;
+mod faults;
 mod scheduler;
 mod tls;

@@ -20,6 +20,11 @@ unit:
 	scripts/python-tools.sh
 	scripts/with-postgres.sh scripts/with-moto.sh scripts/test-suites.sh
 
+## faults: the fault suite (MESSAGES=N, default 100000); figures in target/faults/report.txt
+faults:
+	$(CARGO) build --release --bin qubit-local --bin webhook-sink
+	MESSAGES=$(MESSAGES) scripts/with-postgres.sh python3 faults/run.py
+
 ## sink: the webhook test service alone on :9090
 sink:
 	$(CARGO) run --bin webhook-sink

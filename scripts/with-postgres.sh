@@ -80,4 +80,6 @@ chmod 755 "$tls" && chmod 644 "$tls"/*.pem
 export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 export QUBIT_TEST_TLS_DATABASE_URL="postgres://postgres@localhost:$port/postgres?sslmode=require"
 export QUBIT_TEST_CA_FILE="$tls/ca.pem" QUBIT_TEST_WRONG_CA_FILE="$tls/wrong-ca.pem"
+# For a command that restarts the server, as the fault suite does.
+export PG_BIN_DIR="$bin_dir" PG_DATA_DIR="$dir/data"
 "$@"

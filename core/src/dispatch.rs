@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -149,7 +150,7 @@ impl Dispatcher {
             }
         };
 
-        let recorded = self.store.record_outcome(claim, &outcome, &attempt).await;
+        let recorded = self.record(claim, &outcome, &attempt).await;
 
         log_outcome(claim, &sent, &outcome, duration, &recorded);
         match (recorded, &outcome) {
@@ -157,6 +158,41 @@ impl Dispatcher {
             (Ok(true), _) => Delivery::Failed,
             _ => Delivery::Unrecorded,
         }
+    }
+}
+
+impl Dispatcher {
+    /// Records an outcome, retrying while the database is unreachable and the lease still
+    /// holds. The message has been sent: giving up here means sending it again once the
+    /// lease runs out, so a database that comes back within the lease costs no repeat.
+    async fn record(
+        &self,
+        claim: &Claim,
+        outcome: &Outcome,
+        attempt: &AttemptRecord,
+    ) -> Result<bool, StoreError> {
+        let lease_left = (claim.lease_expires_at - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2))
+            .with_jitter()
+            .with_total_delay(Some(lease_left.saturating_sub(Duration::from_millis(500))))
+            .without_max_times();
+
+        (|| self.store.record_outcome(claim, outcome, attempt))
+            .retry(backoff)
+            .when(StoreError::is_unavailable)
+            .notify(|err, wait| {
+                tracing::debug!(
+                    message.id = %claim.id,
+                    error.message = %err,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "recording the outcome failed; retrying"
+                );
+            })
+            .await
     }
 }
 

@@ -170,22 +170,4 @@ impl Store {
 
         Ok(row.is_some())
     }
-
-    /// Gives up `claims` before any attempt was made, so other dispatchers may take them
-    /// at once instead of waiting out the lease. Used when a dispatcher shuts down.
-    pub async fn release(&self, claims: &[Claim]) -> Result<(), StoreError> {
-        let conn = self.conn().await?;
-
-        let ids: Vec<Uuid> = claims.iter().map(|claim| claim.id).collect();
-        let tokens: Vec<Uuid> = claims.iter().map(|claim| claim.token).collect();
-        conn.execute(
-            "UPDATE messages AS m \
-             SET lease_expires_at = NULL, claim_token = NULL \
-             FROM unnest($1::uuid[], $2::uuid[]) AS held(id, token) \
-             WHERE m.id = held.id AND m.claim_token = held.token",
-            &[&ids, &tokens],
-        )
-        .await?;
-        Ok(())
-    }
 }

@@ -48,7 +48,7 @@ BIN = os.path.join(ROOT, "target", PROFILE)
 AUTH_KEY = "faults-key"
 # Settings of the runners under test: short enough that a run takes minutes, not hours.
 WEBHOOK_TIMEOUT = 1.0
-LEASE = 3.0
+LEASE = 5.0
 RUNNER_ENV = {
     "WEBHOOK_AUTH_KEY": AUTH_KEY,
     "SCHEDULER_INTERVAL": "200ms",
@@ -262,7 +262,7 @@ def analyse(stack, ids, events):
         elif row[1] == "sent" and not any(r["message_id"] == row[2] for r in accepted[message_id]):
             lost.append(message_id)
 
-    duplicated, unexplained = 0, []
+    duplicated, unexplained, causes = 0, [], collections.Counter()
     for key, records in accepted.items():
         if len(records) < 2:
             continue
@@ -274,15 +274,16 @@ def analyse(stack, ids, events):
         # A repeat is expected only when the first send's outcome was never recorded: its
         # sender was killed after the send (within the lease), or the database was down
         # from before the send until after the lease ran out.
-        near_fault = any(
-            first - 0.1 <= start <= first + LEASE if label.startswith("SIGKILL")
-            else start - LEASE <= first <= end + LEASE
-            for label, start, end in events)
-        if not (same and near_fault):
+        near = [label.split(" ")[0] for label, start, end in events
+                if (first - 0.1 <= start <= first + LEASE if label.startswith("SIGKILL")
+                    else start - LEASE <= first <= end + LEASE)]
+        if same and near:
+            causes[near[0]] += 1
+        else:
             unexplained.append(key)
 
     failed = collections.Counter(row[3][:80] for row in stored.values() if row[1] == "failed")
-    return lost, duplicated, unexplained, failed
+    return lost, duplicated, unexplained, failed, causes
 
 
 def parse_time(text):
@@ -298,7 +299,7 @@ def run_drain(label, faults):
     try:
         ids = stack.create(MESSAGES)
         seconds, events = drain(stack, MESSAGES, faults)
-        lost, duplicated, unexplained, failed = analyse(stack, ids, events)
+        lost, duplicated, unexplained, failed, causes = analyse(stack, ids, events)
         requests = len(stack.received())
     finally:
         stack.stop()
@@ -310,6 +311,9 @@ def run_drain(label, faults):
     say(f"delivered={len(ids) - len(lost) - sum(failed.values())} webhook_requests={requests} "
         f"duplicates_explained={duplicated - len(unexplained)} "
         f"duplicates_unexplained={len(unexplained)} throughput={MESSAGES / seconds:.0f}/s")
+    if causes:
+        say("duplicates by the fault they followed: "
+            + ", ".join(f"{cause}={n}" for cause, n in causes.most_common()))
     for reason, n in failed.most_common():
         say(f"failed {n}: {reason}")
     if unexplained:

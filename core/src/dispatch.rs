@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::retry::RetryPolicy;
 use crate::store::{AttemptRecord, Claim, Outcome, Store, StoreError};
-use crate::webhook::WebhookClient;
+use crate::webhook::{Accepted, AttemptError, WebhookClient};
 
 /// What one batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -159,9 +159,7 @@ impl Dispatcher {
             _ => Delivery::Unrecorded,
         }
     }
-}
 
-impl Dispatcher {
     /// Records an outcome, retrying while the database is unreachable and the lease still
     /// holds. The message has been sent: giving up here means sending it again once the
     /// lease runs out, so a database that comes back within the lease costs no repeat.
@@ -204,7 +202,7 @@ enum Delivery {
 
 fn log_outcome(
     claim: &Claim,
-    sent: &Result<crate::webhook::Accepted, crate::webhook::AttemptError>,
+    sent: &Result<Accepted, AttemptError>,
     outcome: &Outcome,
     duration: Duration,
     recorded: &Result<bool, StoreError>,

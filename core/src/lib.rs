@@ -7,6 +7,7 @@
 pub mod app;
 pub mod config;
 pub mod dispatch;
+pub mod error;
 pub mod http;
 pub mod message;
 pub mod retry;

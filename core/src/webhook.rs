@@ -178,23 +178,11 @@ impl WebhookClient {
         if err.is_timeout() {
             AttemptError::Timeout(self.timeout)
         } else if err.is_connect() {
-            AttemptError::Connect(error_chain(&err))
+            AttemptError::Connect(crate::error::chain(&err))
         } else {
-            AttemptError::Transport(error_chain(&err))
+            AttemptError::Transport(crate::error::chain(&err))
         }
     }
-}
-
-/// The error and its causes on one line: reqwest's own message rarely says what broke.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 async fn read_capped(mut response: Response) -> Result<Vec<u8>, reqwest::Error> {

@@ -82,7 +82,7 @@ impl From<StoreError> for ApiError {
         if err.is_unavailable() {
             Self::Unavailable(err.to_string())
         } else {
-            Self::Internal(error_chain(&err))
+            Self::Internal(crate::error::chain(&err))
         }
     }
 }
@@ -121,16 +121,4 @@ impl IntoResponse for ApiError {
         }
         (status, Json(json!({ "error": error }))).into_response()
     }
-}
-
-/// The error and its causes on one line, for logs.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -400,3 +400,21 @@ async fn a_wrong_auth_key_is_refused_by_the_receiver_and_retried() {
             .contains("401")
     );
 }
+
+#[tokio::test]
+async fn a_huge_answer_is_read_only_up_to_the_cap_and_kept_as_a_short_excerpt() {
+    let huge: &'static str =
+        Box::leak(format!("{{\"error\":\"{}\"}}", "x".repeat(4 << 20)).into_boxed_str());
+    let (url, _) = fixed_receiver(500, &[], huge).await;
+    let app = TestApp::spawn(&url, settings(&[])).await;
+    let id = app.create("big answer").await;
+
+    app.dispatcher.run_batch().await.expect("a batch runs");
+
+    let (_, attempts) = app.get(&format!("/api/v1/messages/{id}/attempts")).await;
+    let excerpt = attempts["data"][0]["response_excerpt"]
+        .as_str()
+        .expect("an excerpt");
+    assert_eq!(excerpt.chars().count(), qubit_core::webhook::EXCERPT_CHARS);
+    assert_eq!(attempts["data"][0]["http_status"], 500);
+}

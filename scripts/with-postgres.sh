@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command with DATABASE_URL naming a throwaway PostgreSQL server, then stops the server
-# and deletes its files. With DATABASE_URL already set, runs the command against that instead.
+# and deletes its files. A DATABASE_URL already in the environment is ignored on purpose: the
+# tests create and drop databases, restart the server and need the TLS certificates made here.
 #
 #   scripts/with-postgres.sh cargo test --workspace
 #
@@ -8,10 +9,6 @@
 # when they are missing and apt-get is at hand. As root the server runs as the postgres user,
 # since PostgreSQL refuses to run as root.
 set -euo pipefail
-
-if [ -n "${DATABASE_URL:-}" ]; then
-  exec "$@"
-fi
 
 find_bin_dir() {
   if command -v initdb >/dev/null 2>&1; then

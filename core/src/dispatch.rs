@@ -289,7 +289,10 @@ pub async fn run_ticks(
         let running = match store.scheduler_running().await {
             Ok(running) => running,
             Err(err) => {
+                // Forget the due batch, so the loop waits a full poll before reading again
+                // instead of spinning on a database that is down.
                 tracing::warn!(error.message = %err, "cannot read the scheduler state");
+                next_batch = None;
                 continue;
             }
         };

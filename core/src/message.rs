@@ -22,6 +22,8 @@ pub enum InvalidPhoneNumber {
         "must be an international number starting with + and a country code, such as +905321234567"
     )]
     NotInternational,
+    #[error("may hold only digits, spaces and the separators - . ( ) / after the +")]
+    UnexpectedCharacter,
     #[error("is not a phone number: {0}")]
     Unparsable(String),
     #[error("is not a valid number for its country")]
@@ -38,6 +40,13 @@ impl PhoneNumber {
         // is worse than a refused request.
         if !raw.starts_with('+') {
             return Err(InvalidPhoneNumber::NotInternational);
+        }
+
+        // libphonenumber reads letters as keypad digits (O as 6, l as 5) and drops
+        // extensions: a typo would reach another person. Only plain notation gets through.
+        let plain = |c: char| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')' | '/');
+        if !raw[1..].chars().all(plain) {
+            return Err(InvalidPhoneNumber::UnexpectedCharacter);
         }
 
         let number = phonenumber::parse(None, raw)
@@ -77,7 +86,7 @@ pub enum InvalidContent {
 
 impl Content {
     pub fn parse(raw: String) -> Result<Self, InvalidContent> {
-        if raw.trim().is_empty() {
+        if raw.chars().all(is_invisible) {
             return Err(InvalidContent::Blank);
         }
 
@@ -98,6 +107,29 @@ impl Content {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whitespace, control characters, and the format characters that print nothing (zero-width
+/// spaces and joiners, direction marks, the BOM, Hangul and Braille blanks): text made only of
+/// these looks empty on a phone.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
 }
 
 /// A message that passed the rules and may be stored.
@@ -196,6 +228,26 @@ mod tests {
     }
 
     #[test]
+    fn letters_and_extensions_are_refused_rather_than_read_as_digits() {
+        for raw in [
+            "+44 20 7946 O958",
+            "+1 415 555 267l",
+            "+1-800-FLOWERS",
+            "+905321234567 ext. 12",
+            "+14155552671x12",
+            "+14155552671#12",
+            "++905321234567",
+            "+905321234567\u{200B}",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(raw),
+                Err(InvalidPhoneNumber::UnexpectedCharacter),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
     fn numbers_that_cannot_exist_are_refused() {
         for raw in [
             "+",
@@ -225,7 +277,15 @@ mod tests {
 
     #[test]
     fn blank_content_is_refused() {
-        for text in ["", " ", "\n\t "] {
+        for text in [
+            "",
+            " ",
+            "\n\t ",
+            "\u{200B}\u{200D}",
+            "\u{FEFF}\u{2060}",
+            "\u{3164}",
+            "\u{1}\u{7}",
+        ] {
             assert_eq!(Content::parse(text.to_owned()), Err(InvalidContent::Blank));
         }
     }

@@ -175,6 +175,8 @@ impl WebhookClient {
     }
 
     fn classify(&self, err: reqwest::Error) -> AttemptError {
+        // The URL may carry a token in its query; errors end up in the API's answers.
+        let err = err.without_url();
         if err.is_timeout() {
             AttemptError::Timeout(self.timeout)
         } else if err.is_connect() {
@@ -205,14 +207,33 @@ fn excerpt(answer: &[u8]) -> String {
         .collect()
 }
 
+/// The longest `messageId` kept; a longer one is not an id.
+pub const MAX_MESSAGE_ID_CHARS: usize = 200;
+
+/// The URL for logs: a password and the query (which may carry a token) are hidden.
+pub fn display_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    if shown.query().is_some() {
+        shown.set_query(Some("***"));
+    }
+    shown.to_string()
+}
+
 /// The `messageId` of an answer such as `{"message": "Accepted", "messageId": "..."}`.
+/// An id PostgreSQL cannot store (NUL) or that is absurdly long counts as absent: the
+/// message was still accepted, and must be recorded as sent rather than sent again.
 fn message_id(answer: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(answer).ok()?;
-    match value.get("messageId")? {
-        serde_json::Value::String(id) if !id.is_empty() => Some(id.clone()),
-        serde_json::Value::Number(id) => Some(id.to_string()),
-        _ => None,
-    }
+    let id = match value.get("messageId")? {
+        serde_json::Value::String(id) => id.clone(),
+        serde_json::Value::Number(id) => id.to_string(),
+        _ => return None,
+    };
+    let usable = !id.is_empty() && !id.contains('\0') && id.chars().count() <= MAX_MESSAGE_ID_CHARS;
+    usable.then_some(id)
 }
 
 /// `Retry-After` as seconds or as an HTTP date.
@@ -233,6 +254,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_url_for_the_logs_hides_its_password_and_query() {
+        let url = Url::parse("https://user:hunter2@hooks.example/send?token=abc").expect("valid");
+        let shown = display_url(&url);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("abc"),
+            "{shown}"
+        );
+        assert!(
+            shown.starts_with("https://user:***@hooks.example/send"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn message_id_is_read_from_an_accepted_answer() {
         let answer =
             br#"{"message":"Accepted","messageId":"67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"}"#;
@@ -245,11 +280,17 @@ mod tests {
 
     #[test]
     fn answers_without_a_message_id_give_none() {
+        let long = format!(
+            r#"{{"messageId":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_ID_CHARS + 1)
+        );
         for answer in [
             &b""[..],
             b"not json",
             br#"{"message":"Accepted"}"#,
             br#"{"messageId":""}"#,
+            br#"{"messageId":"abc\u0000def"}"#,
+            long.as_bytes(),
         ] {
             assert_eq!(message_id(answer), None);
         }

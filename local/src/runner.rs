@@ -5,6 +5,7 @@
 //! requests and claims, lets the batch in flight finish and be recorded, stops what it
 //! started, and returns.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use qubit_core::app::App;
 use qubit_core::config::Config;
 use qubit_core::dispatch::run_ticks;
 use qubit_core::store::redacted_url;
+use qubit_core::webhook::display_url;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +48,9 @@ pub async fn run(config: Config) -> Result<()> {
     served
 }
 
+/// How long requests still open at shutdown may take to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 async fn serve(
     config: &Config,
     embedded: Option<&EmbeddedPostgres>,
@@ -76,13 +81,13 @@ async fn serve(
 
     tracing::info!(
         database.url = %redacted_url(&database_url),
-        webhook.url = %webhook_url,
+        webhook.url = %display_url(&webhook_url),
         scheduler.interval_ms = config.scheduler_interval.as_millis() as u64,
         batch.size = config.batch_size,
         "Qubit is ready"
     );
     println!("Qubit API listening on http://{bound}");
-    println!("Sending messages to {webhook_url}");
+    println!("Sending messages to {}", display_url(&webhook_url));
 
     let ticks = tokio::spawn(run_ticks(
         app.dispatcher.clone(),
@@ -92,10 +97,16 @@ async fn serve(
         shutdown.clone().cancelled_owned(),
     ));
 
-    axum::serve(listener, qubit_core::http::router(app.state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("the HTTP server failed")?;
+    let server = axum::serve(listener, qubit_core::http::router(app.state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server.into_future() => served.context("the HTTP server failed")?,
+        _ = grace => tracing::warn!("requests still open after the grace period; closing them"),
+    }
 
     // A batch in flight ends within one webhook timeout plus the time to record it.
     let bound = config.webhook_timeout + config.database_timeout * 2 + Duration::from_secs(5);

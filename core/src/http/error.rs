@@ -4,7 +4,7 @@
 //! cause is logged once, here.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -33,6 +33,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("the request was not completed within {0} seconds")]
+    RequestTimeout(u64),
+    /// A request the framework refused before a handler saw it, such as a path that is not
+    /// UTF-8; the status and text are the framework's.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     #[error("no such route")]
     RouteNotFound,
     #[error("this method is not allowed on this route")]
@@ -53,6 +59,8 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Rejected { status, .. } => *status,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -69,6 +77,8 @@ impl ApiError {
             Self::UnreadableBody(_) => "unreadable_body",
             Self::InvalidParameter { .. } => "invalid_parameter",
             Self::NotFound(_) | Self::RouteNotFound => "not_found",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::Rejected { .. } => "bad_request",
             Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "unavailable",
@@ -119,6 +129,12 @@ impl IntoResponse for ApiError {
             Self::InvalidParameter { parameter, .. } => error["parameter"] = json!(parameter),
             _ => {}
         }
-        (status, Json(json!({ "error": error }))).into_response()
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
     }
 }

@@ -2,6 +2,7 @@
 
 mod body;
 mod error;
+mod guard;
 mod messages;
 mod scheduler;
 
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/scheduler/stop", post(scheduler::stop))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(guard::guard))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".to_owned()).into_response()

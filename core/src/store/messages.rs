@@ -39,6 +39,9 @@ pub enum StatusFilter {
     All,
 }
 
+/// 9999-12-31T23:59:59Z in microseconds: no message is newer.
+const MAX_CURSOR_MICROS: i64 = 253_402_300_799_000_000;
+
 /// Where a listing page starts: just after the message with this creation time and id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
@@ -62,6 +65,11 @@ impl Cursor {
         let raw = String::from_utf8(raw).map_err(|_| InvalidCursor)?;
         let (micros, id) = raw.split_once('|').ok_or(InvalidCursor)?;
         let micros: i64 = micros.parse().map_err(|_| InvalidCursor)?;
+        // Every message was created after 1970 and before 10000; anything outside is forged,
+        // and PostgreSQL's own range is narrower than chrono's.
+        if !(0..=MAX_CURSOR_MICROS).contains(&micros) {
+            return Err(InvalidCursor);
+        }
         Ok(Self {
             created_at: DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)?,
             id: id.parse().map_err(|_| InvalidCursor)?,
@@ -283,7 +291,11 @@ mod tests {
 
     #[test]
     fn text_that_is_not_a_cursor_is_refused() {
-        for text in ["", "abc", "!!!", &URL_SAFE_NO_PAD.encode("12|not-a-uuid")] {
+        let id = Uuid::now_v7();
+        let before_1970 = URL_SAFE_NO_PAD.encode(format!("-8000000000000000000|{id}"));
+        let after_9999 = URL_SAFE_NO_PAD.encode(format!("253402300800000000|{id}"));
+        let no_id = URL_SAFE_NO_PAD.encode("12|not-a-uuid");
+        for text in ["", "abc", "!!!", &no_id, &before_1970, &after_9999] {
             assert!(Cursor::decode(text).is_err(), "{text}");
         }
     }

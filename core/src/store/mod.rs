@@ -125,6 +125,9 @@ impl Store {
     /// together take turns and the later ones find nothing left to do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
+        // Waiting for another instance's migrations, or running a long one, must not trip
+        // the statement timeout meant for requests.
+        conn.batch_execute("SET statement_timeout = 0").await?;
         conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await?;
 
@@ -137,6 +140,7 @@ impl Store {
         // Unlock even after a failure: the lock is per session and the connection is reused.
         conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
             .await?;
+        conn.batch_execute("RESET statement_timeout").await?;
 
         for migration in report?.applied_migrations() {
             tracing::info!(migration.name = %migration, "applied migration");

@@ -299,3 +299,40 @@ async fn health_and_reads_answer_503_when_the_database_is_gone() {
         .await;
     assert_eq!(status, 503);
 }
+
+#[tokio::test]
+async fn a_path_the_framework_rejects_still_gets_a_json_error() {
+    let (_sink, app) = app().await;
+
+    let (status, body) = app.get("/api/v1/messages/%FF").await;
+
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_request");
+}
+
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_sink, app) = app().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects");
+
+    stream
+        .write_all(
+            b"POST /api/v1/messages HTTP/1.1\r\nhost: qubit\r\n\
+              content-type: application/json\r\ncontent-length: 10000000000\r\n\r\n{",
+        )
+        .await
+        .expect("written");
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(3), stream.read(&mut answer))
+        .await
+        .expect("answered without waiting for the body")
+        .expect("read");
+
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+}

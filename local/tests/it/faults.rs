@@ -62,8 +62,14 @@ async fn the_api_answers_503_while_the_database_refuses_connections_and_recovers
         )
         .await;
     assert_eq!(status, 503, "{body}");
-    let (status, _) = app.get("/health").await;
-    assert_eq!(status, 503);
+    let health = app
+        .http
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(health.status(), 503);
+    assert_eq!(health.headers()["retry-after"], "5");
     let report = app.dispatcher.run_batch().await;
     assert!(report.is_err_and(|err| err.is_unavailable()));
 
@@ -159,4 +165,58 @@ async fn sigterm_lets_the_batch_in_flight_finish_and_exits_zero() {
         "the attempt in flight was not recorded"
     );
     assert!(row.get::<_, bool>("released"));
+}
+
+#[tokio::test]
+async fn a_half_sent_request_does_not_hold_up_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let sink = TestSink::start().await;
+    let database_url = crate::common::fresh_database().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port")
+        .local_addr()
+        .expect("bound")
+        .port();
+    let mut runner = tokio::process::Command::new(env!("CARGO_BIN_EXE_qubit-local"))
+        .env("DATABASE_URL", &database_url)
+        .env("WEBHOOK_URL", sink.url.as_str())
+        .env("SERVER_PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the runner starts");
+    let http = reqwest::Client::new();
+    let health = format!("http://127.0.0.1:{port}/health");
+    let up = eventually(Duration::from_secs(30), || async {
+        http.get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(up, "the runner did not come up");
+
+    // Headers promise a body that never comes.
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    stalled
+        .write_all(
+            b"POST /api/v1/messages HTTP/1.1\r\nhost: qubit\r\n\
+              content-type: application/json\r\ncontent-length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("written");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let pid = nix::unistd::Pid::from_raw(runner.id().expect("running") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signalled");
+    let status = tokio::time::timeout(Duration::from_secs(20), runner.wait())
+        .await
+        .expect("exits within the grace period")
+        .expect("an exit status");
+
+    assert!(status.success(), "exit {status:?}");
+    drop(stalled);
 }

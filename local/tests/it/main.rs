@@ -7,4 +7,5 @@ mod dispatch;
 mod eventbridge;
 mod faults;
 mod scheduler;
+mod startup;
 mod tls;

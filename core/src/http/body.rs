@@ -61,14 +61,20 @@ fn is_json(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/")
+            && essence.ends_with("+json")
+            && essence.len() > 17);
+
+    // JSON is UTF-8; a body declared in another charset would be misread.
+    let utf8 = parts.all(|parameter| {
+        let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+        !name.trim().eq_ignore_ascii_case("charset")
+            || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    });
+    json && utf8
 }
 
 /// serde's message without " at line 1 column 30", which means little to a client.

@@ -154,7 +154,10 @@ fn message_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no message with id {id}"))
+    // Echo enough of the id to recognise it, not a client's 10 KB of text.
+    let shown: String = id.chars().take(64).collect();
+    let more = if id.chars().count() > 64 { "…" } else { "" };
+    ApiError::NotFound(format!("no message with id {shown}{more}"))
 }
 
 pub async fn get(

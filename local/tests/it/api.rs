@@ -106,6 +106,22 @@ async fn a_body_that_is_not_json_is_refused_with_a_json_error() {
     let (status, _) = read(text.send().await.expect("answers")).await;
     assert_eq!(status, 415);
 
+    let body = r#"{"phone_number":"+905321234567","content":"x"}"#;
+    for (content_type, expected) in [
+        ("application/json; charset=latin1", 415),
+        ("application/+json", 415),
+        ("application/json; charset=UTF-8", 201),
+        ("application/problem+json", 201),
+    ] {
+        let request = app
+            .http
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body);
+        let (status, answer) = read(request.send().await.expect("answers")).await;
+        assert_eq!(status, expected, "{content_type}: {answer}");
+    }
+
     for raw in ["{", "", "{\"content\": \"x\",}", "{} {}"] {
         let request = app
             .http

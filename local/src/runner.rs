@@ -109,8 +109,9 @@ async fn serve(
     }
 
     // A batch in flight ends within one webhook timeout plus the time to record it.
-    let bound = config.webhook_timeout + config.database_timeout * 2 + Duration::from_secs(5);
-    if tokio::time::timeout(bound, ticks).await.is_err() {
+    let finish_within =
+        config.webhook_timeout + config.database_timeout * 2 + Duration::from_secs(5);
+    if tokio::time::timeout(finish_within, ticks).await.is_err() {
         tracing::warn!("the batch in flight did not finish in time; its leases will expire");
     }
     Ok(())

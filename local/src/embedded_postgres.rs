@@ -6,14 +6,18 @@
 //! run as root, so as root the server runs as the `postgres` system user, which Debian's
 //! `postgresql` package creates.
 
+use std::fs::File;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::{Gid, Uid, User};
 use tokio::process::Command;
 
 pub struct EmbeddedPostgres {
+    /// Held while this runner owns the cluster; another runner on the same home is refused.
+    _lock: Flock<File>,
     bin_dir: PathBuf,
     root: PathBuf,
     data_dir: PathBuf,
@@ -34,11 +38,13 @@ impl EmbeddedPostgres {
         let data_dir = root.join("data");
         std::fs::create_dir_all(&root)
             .with_context(|| format!("cannot create {}", root.display()))?;
+        let lock = lock_home(home)?;
         if let Some((uid, gid)) = server_user {
             hand_over(&root, uid, gid)?;
         }
         let port = free_port()?;
         let server = Self {
+            _lock: lock,
             bin_dir,
             root,
             data_dir,
@@ -138,6 +144,21 @@ impl EmbeddedPostgres {
         }
         command
     }
+}
+
+/// Takes `<home>/runner.lock`, so two runners never manage one cluster: the second would
+/// stop the first's server to start its own.
+fn lock_home(home: &Path) -> Result<Flock<File>> {
+    let path = home.join("runner.lock");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+        anyhow::anyhow!(
+            "another qubit-local is running with QUBIT_HOME={}; give this one its own \
+             QUBIT_HOME, or share the first one's database by setting DATABASE_URL to the \
+             database.url it logged",
+            home.display()
+        )
+    })
 }
 
 /// The directory holding `initdb` and `pg_ctl`: on PATH, else the newest of Debian's.

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use qubit_core::app::App;
 use qubit_core::config::Config;
 use qubit_core::dispatch::run_ticks;
+use qubit_core::schedule::ScheduleState;
 use qubit_core::store::redacted_url;
 use qubit_core::webhook::display_url;
 use secrecy::{ExposeSecret, SecretString};
@@ -62,9 +63,9 @@ async fn serve(
         (None, None) => anyhow::bail!("no database: DATABASE_URL is unset"),
     };
 
-    let webhook_url = match &config.webhook_url {
-        Some(url) => url.clone(),
-        None => start_sink(config, shutdown.clone()).await?,
+    let (webhook_url, built_in_sink) = match &config.webhook_url {
+        Some(url) => (url.clone(), false),
+        None => (start_sink(config, shutdown.clone()).await?, true),
     };
 
     let app = App::build(config, database_url.clone(), webhook_url.clone())
@@ -88,6 +89,24 @@ async fn serve(
     );
     println!("Qubit API listening on http://{bound}");
     println!("Sending messages to {}", display_url(&webhook_url));
+    if built_in_sink {
+        let mut received = webhook_url.clone();
+        received.set_path("/received");
+        println!("The built-in receiver lists what it got at {received}");
+    }
+    // The state is shared and kept across restarts, so say which it is.
+    match app.state.schedule.state().await {
+        Ok(ScheduleState::Running) => println!(
+            "Dispatch is running: {} message(s) every {}",
+            config.batch_size,
+            humantime::format_duration(config.scheduler_interval)
+        ),
+        Ok(ScheduleState::Stopped) => println!(
+            "Dispatch is stopped (it was stopped earlier); resume it with \
+             curl -X POST http://{bound}/api/v1/scheduler/start"
+        ),
+        Err(err) => tracing::warn!(error.message = %err, "cannot read the scheduler state"),
+    }
 
     let ticks = tokio::spawn(run_ticks(
         app.dispatcher.clone(),

@@ -34,7 +34,8 @@ pub struct Behaviour {
     /// The share of requests held for `delay` and then answered 503: a receiver that hung
     /// without taking the message.
     pub slow_rate: f64,
-    #[serde(with = "millis")]
+    /// In milliseconds, as `delay_ms` in JSON.
+    #[serde(rename = "delay_ms", with = "millis")]
     pub delay: Duration,
 }
 
@@ -277,10 +278,13 @@ async fn show_behaviour(State(sink): State<Sink>) -> Json<Behaviour> {
     Json(sink.lock().settings.behaviour.clone())
 }
 
-async fn change_behaviour(
-    State(sink): State<Sink>,
-    Json(behaviour): Json<Behaviour>,
-) -> Json<Behaviour> {
+/// Replaces the whole behaviour: fields left out take their defaults.
+async fn change_behaviour(State(sink): State<Sink>, Json(behaviour): Json<Behaviour>) -> Response {
+    let share = 0.0..=1.0;
+    if !share.contains(&behaviour.fail_rate) || !share.contains(&behaviour.slow_rate) {
+        let error = json!({ "error": "fail_rate and slow_rate are shares from 0 to 1" });
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(error)).into_response();
+    }
     sink.set_behaviour(behaviour.clone());
-    Json(behaviour)
+    Json(behaviour).into_response()
 }

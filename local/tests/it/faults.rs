@@ -88,6 +88,61 @@ async fn the_api_answers_503_while_the_database_refuses_connections_and_recovers
     app.create("after the outage").await;
 }
 
+/// The `qubit-local` binary on a database and a receiver, killed if the test ends first.
+struct Runner {
+    child: tokio::process::Child,
+    port: u16,
+    http: reqwest::Client,
+}
+
+impl Runner {
+    async fn start(database_url: &str, sink: &reqwest::Url) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a port")
+            .local_addr()
+            .expect("bound")
+            .port();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_qubit-local"))
+            .env("DATABASE_URL", database_url)
+            .env("WEBHOOK_URL", sink.as_str())
+            .env("WEBHOOK_AUTH_KEY", crate::common::AUTH_KEY)
+            .env("WEBHOOK_TIMEOUT", "5s")
+            .env("SERVER_PORT", port.to_string())
+            .env("SCHEDULER_INTERVAL", "1h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the runner starts");
+        let runner = Self {
+            child,
+            port,
+            http: reqwest::Client::new(),
+        };
+        let up = eventually(Duration::from_secs(30), || async {
+            let health = runner.http.get(runner.url("/health")).send().await;
+            health.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        assert!(up, "the runner did not come up");
+        runner
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Sends SIGTERM and waits for the exit, failing the test past `within`.
+    async fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().expect("running") as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signalled");
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("exits in time")
+            .expect("an exit status")
+    }
+}
+
 #[tokio::test]
 async fn sigterm_lets_the_batch_in_flight_finish_and_exits_zero() {
     let sink = TestSink::start().await;
@@ -98,40 +153,21 @@ async fn sigterm_lets_the_batch_in_flight_finish_and_exits_zero() {
         delay: Duration::from_millis(1500),
         ..Behaviour::default()
     });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a port")
-        .local_addr()
-        .expect("bound")
-        .port();
-    let mut runner = tokio::process::Command::new(env!("CARGO_BIN_EXE_qubit-local"))
-        .env("DATABASE_URL", &database_url)
-        .env("WEBHOOK_URL", sink.url.as_str())
-        .env("WEBHOOK_AUTH_KEY", crate::common::AUTH_KEY)
-        .env("WEBHOOK_TIMEOUT", "5s")
-        .env("SERVER_PORT", port.to_string())
-        .env("SCHEDULER_INTERVAL", "1h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the runner starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let up = eventually(Duration::from_secs(30), || async {
-        http.get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert!(up, "the runner did not come up");
-    let created = http
-        .post(format!("{base}/api/v1/messages"))
+    let runner = Runner::start(&database_url, &sink.url).await;
+    let created = runner
+        .http
+        .post(runner.url("/api/v1/messages"))
         .json(&json!({ "phone_number": "+905321234567", "content": "in flight" }))
         .send()
         .await
         .expect("created");
     let id = created.json::<serde_json::Value>().await.expect("JSON")["id"].clone();
+    runner
+        .http
+        .post(runner.url("/api/v1/scheduler/start"))
+        .send()
+        .await
+        .expect("started");
     assert!(
         eventually(Duration::from_secs(5), || async {
             !sink.sink.received().is_empty()
@@ -140,12 +176,7 @@ async fn sigterm_lets_the_batch_in_flight_finish_and_exits_zero() {
         "the batch did not start"
     );
 
-    let pid = nix::unistd::Pid::from_raw(runner.id().expect("running") as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signalled");
-    let status = tokio::time::timeout(Duration::from_secs(15), runner.wait())
-        .await
-        .expect("exits within the bound")
-        .expect("an exit status");
+    let status = runner.terminate(Duration::from_secs(15)).await;
 
     assert!(status.success(), "exit {status:?}");
     let (client, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
@@ -154,7 +185,8 @@ async fn sigterm_lets_the_batch_in_flight_finish_and_exits_zero() {
     tokio::spawn(connection);
     let row = client
         .query_one(
-            "SELECT attempts, lease_expires_at IS NULL AS released FROM messages WHERE id = $1::text::uuid",
+            "SELECT attempts, lease_expires_at IS NULL AS released FROM messages \
+             WHERE id = $1::text::uuid",
             &[&id.as_str().expect("an id")],
         )
         .await
@@ -172,33 +204,10 @@ async fn a_half_sent_request_does_not_hold_up_shutdown() {
     use tokio::io::AsyncWriteExt;
     let sink = TestSink::start().await;
     let database_url = crate::common::fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a port")
-        .local_addr()
-        .expect("bound")
-        .port();
-    let mut runner = tokio::process::Command::new(env!("CARGO_BIN_EXE_qubit-local"))
-        .env("DATABASE_URL", &database_url)
-        .env("WEBHOOK_URL", sink.url.as_str())
-        .env("SERVER_PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the runner starts");
-    let http = reqwest::Client::new();
-    let health = format!("http://127.0.0.1:{port}/health");
-    let up = eventually(Duration::from_secs(30), || async {
-        http.get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert!(up, "the runner did not come up");
+    let runner = Runner::start(&database_url, &sink.url).await;
 
     // Headers promise a body that never comes.
-    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", runner.port))
         .await
         .expect("connects");
     stalled
@@ -210,13 +219,57 @@ async fn a_half_sent_request_does_not_hold_up_shutdown() {
         .expect("written");
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let pid = nix::unistd::Pid::from_raw(runner.id().expect("running") as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signalled");
-    let status = tokio::time::timeout(Duration::from_secs(20), runner.wait())
-        .await
-        .expect("exits within the grace period")
-        .expect("an exit status");
+    let status = runner.terminate(Duration::from_secs(20)).await;
 
     assert!(status.success(), "exit {status:?}");
     drop(stalled);
+}
+
+#[tokio::test]
+async fn a_second_runner_on_the_same_home_is_refused_and_the_first_keeps_its_database() {
+    let home = std::env::temp_dir().join(format!("qubit-home-{}", uuid::Uuid::new_v4()));
+    let sink = TestSink::start().await;
+    let start = |port: u16| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_qubit-local"))
+            .env_remove("DATABASE_URL")
+            .env("QUBIT_HOME", &home)
+            .env("WEBHOOK_URL", sink.url.as_str())
+            .env("SERVER_PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("a runner starts")
+    };
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a port")
+            .local_addr()
+            .expect("bound")
+            .port()
+    };
+    let first_port = free_port();
+    let mut first = start(first_port);
+    let http = reqwest::Client::new();
+    let health = format!("http://127.0.0.1:{first_port}/health");
+    let up = eventually(Duration::from_secs(60), || async {
+        http.get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(up, "the first runner did not come up");
+
+    let second = start(free_port()).wait_with_output().await.expect("exits");
+
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("another qubit-local"), "{said}");
+    let status = http.get(&health).send().await.expect("answers").status();
+    assert_eq!(status, 200, "the first runner lost its database");
+    let pid = nix::unistd::Pid::from_raw(first.id().expect("running") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signalled");
+    assert!(first.wait().await.expect("exits").success());
+    std::fs::remove_dir_all(&home).expect("cleaned up");
 }
